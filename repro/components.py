@@ -1,0 +1,73 @@
+"""Builds the parts every command shares (task, model, optimizer, train step) from a config.
+
+`repro run` and the studies (range test, fit study, noise study) start from the same parts, so a
+study measures exactly the model, data and optimizer that a run would train.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from .autolr import make_train_step
+from .autolr.batches import BatchSource
+from .errors import ConfigError
+from .optim import build_optimizer
+from .tasks import Task, build_task
+from .train.device import resolve_device
+from .validate import validate_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    """The task (data, model, loss, metrics), its optimizer and the step both loop and tuner use."""
+
+    task: Task
+    optimizer: torch.optim.Optimizer
+    train_step: Callable[[Any], torch.Tensor]
+    device: torch.device
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+
+    def batch_source(self) -> BatchSource:
+        return self.task.batch_source(self.batch_size)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare(cfg: DictConfig) -> torch.device:
+    """Validate the config, pick the device and thread count, and seed every RNG."""
+    validate_config(cfg)
+    device = resolve_device(cfg.trainer.device)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    seed_everything(cfg.seed)
+    return device
+
+
+def build_components(cfg: DictConfig, device: torch.device) -> Components:
+    """Load the data, build the model and optimizer. Raises ReproError on bad input."""
+    log.info("building %s data, %s model, %s optimizer on %s", cfg.dataset.name, cfg.model.name, cfg.opt.name, device)
+    task = build_task(cfg, device)
+    optimizer = build_optimizer(cfg.opt, task.model.parameters())
+    batch_size = cfg.trainer.batch_size
+    steps_per_epoch = task.steps_per_epoch(batch_size)
+    if steps_per_epoch == 0:
+        raise ConfigError(f"trainer.batch_size={batch_size} exceeds the {len(task.train_set)} training examples "
+                          f"of {cfg.dataset.name}; use a smaller batch size")
+    return Components(task, optimizer, make_train_step(task.model, optimizer, task.loss), device, batch_size,
+                      steps_per_epoch, steps_per_epoch * cfg.trainer.epochs)

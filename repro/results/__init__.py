@@ -1,0 +1,1 @@
+"""Run folders, CSV logs and run.json: everything the figures read."""
