@@ -1,4 +1,4 @@
-"""Optimizers of the paper's settings: SGD, SGD with momentum, Adam."""
+"""Optimizers of the paper's settings: SGD, SGD with momentum, Adam (and AdamW for BERT)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 from .errors import ConfigError
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 
 
 def build_optimizer(opt_cfg, params) -> torch.optim.Optimizer:
@@ -18,4 +18,7 @@ def build_optimizer(opt_cfg, params) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps,
                                 weight_decay=opt_cfg.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps,
+                                 weight_decay=opt_cfg.weight_decay)
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")

@@ -138,7 +138,7 @@ def _train(cfg: DictConfig, folder: Path, device: torch.device, record: RunRecor
         return AutoLR(task.model, optimizer, task.loss, parts.batch_source(), total_steps, config, train_step=train_step,
                       seed=cfg.seed, on_search=on_search, on_range_test=on_range_test)
 
-    schedule = build_schedule(cfg.schedule, optimizer, cfg.opt.lr, steps_per_epoch, make_tuner)
+    schedule = build_schedule(cfg.schedule, optimizer, cfg.opt.lr, steps_per_epoch, total_steps, make_tuner)
     trainer = Trainer(task, optimizer, schedule, train_step, logs.epochs, logs.steps, cfg.trainer, cfg.seed, folder)
 
     checkpoint = load_checkpoint(folder, device) if resuming else None
@@ -180,9 +180,10 @@ def _train(cfg: DictConfig, folder: Path, device: torch.device, record: RunRecor
 
     if not cfg.trainer.keep_checkpoint:
         (folder / "checkpoint.pt").unlink(missing_ok=True)
+    final_eval = task.final_evaluate(task.model)
     extra = schedule.extra
     train_seconds = state.elapsed - extra.seconds
-    record.finish("completed", epochs_done=state.epoch, steps=state.step, final=trainer.last_metrics,
+    record.finish("completed", epochs_done=state.epoch, steps=state.step, final=trainer.last_metrics, final_eval=final_eval,
                   time_s=state.elapsed, autolr_time_s=extra.seconds,
                   autolr_extra_fraction=extra.seconds / train_seconds if train_seconds > 0 else None,
                   autolr_extra_steps=extra.train_steps, autolr_extra_forward=extra.forward_batches)

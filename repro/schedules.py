@@ -14,6 +14,8 @@ import torch
 from .autolr import AutoLR, AutoLRConfig, ExtraCompute
 from .errors import ConfigError
 
+SCHEDULE_KINDS = ("step", "inverse_sqrt", "linear", "autolr")
+
 
 class LRSchedule(ABC):
     """Sets the LR for each training step; `start` runs once before the first step."""
@@ -34,7 +36,60 @@ class LRSchedule(ABC):
         pass
 
 
-class StepDecay(LRSchedule):
+class _PerGroupSchedule(LRSchedule):
+    """A schedule given as a function of the step; groups keep their LR ratio to the first."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float):
+        self.optimizer = optimizer
+        self.base_lr = base_lr
+        self.scales = [group["lr"] / base_lr if base_lr else 1.0 for group in optimizer.param_groups]
+        self.extra = ExtraCompute()
+
+    @abstractmethod
+    def lr_at(self, step: int) -> float: ...
+
+    def apply(self, step: int) -> float:
+        lr = self.lr_at(step)
+        for group, scale in zip(self.optimizer.param_groups, self.scales):
+            group["lr"] = lr * scale
+        return lr
+
+
+class InverseSqrt(_PerGroupSchedule):
+    """Linear warm-up to `base_lr` over `warmup_steps`, then base * sqrt(warmup / step).
+
+    The usual Transformer schedule for IWSLT-sized translation (fairseq's inverse_sqrt).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, warmup_steps: int):
+        super().__init__(optimizer, base_lr)
+        if warmup_steps < 1:
+            raise ConfigError(f"schedule.warmup_steps must be >= 1 for inverse_sqrt, got {warmup_steps}")
+        self.warmup_steps = warmup_steps
+
+    def lr_at(self, step: int) -> float:
+        update = step + 1
+        return self.base_lr * min(update / self.warmup_steps, (self.warmup_steps / update) ** 0.5)
+
+
+class LinearWarmupDecay(_PerGroupSchedule):
+    """Linear warm-up over `warmup_fraction` of all steps, then linear decay to 0 (BERT fine-tuning)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, total_steps: int, warmup_fraction: float):
+        super().__init__(optimizer, base_lr)
+        if not 0 <= warmup_fraction < 1:
+            raise ConfigError(f"schedule.warmup_fraction must lie in [0, 1), got {warmup_fraction}")
+        self.total_steps = total_steps
+        self.warmup_steps = int(warmup_fraction * total_steps)
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.base_lr * (step + 1) / self.warmup_steps
+        remaining = self.total_steps - step
+        return self.base_lr * max(0.0, remaining / max(1, self.total_steps - self.warmup_steps))
+
+
+class StepDecay(_PerGroupSchedule):
     """LR = base * gamma^(number of milestones reached), milestones in epochs.
 
     An optional linear warm-up multiplies the LR by (step + 1) / warm-up steps at the start.
@@ -43,29 +98,19 @@ class StepDecay(LRSchedule):
 
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, milestones: Sequence[int],
                  gamma: float, steps_per_epoch: int, warmup_epochs: float = 0.0):
+        super().__init__(optimizer, base_lr)
         if sorted(milestones) != list(milestones):
             raise ConfigError(f"schedule.milestones must be increasing epochs, got {list(milestones)}")
-        self.optimizer = optimizer
-        # Groups keep their LR ratio to the first one, as AutoLR does.
-        self.scales = [group["lr"] / base_lr if base_lr else 1.0 for group in optimizer.param_groups]
-        self.base_lr = base_lr
         self.milestones = list(milestones)
         self.gamma = gamma
         self.steps_per_epoch = steps_per_epoch
         self.warmup_steps = int(round(warmup_epochs * steps_per_epoch))
-        self.extra = ExtraCompute()
 
     def lr_at(self, step: int) -> float:
         epoch = step // self.steps_per_epoch
         lr = self.base_lr * self.gamma ** sum(epoch >= milestone for milestone in self.milestones)
         if step < self.warmup_steps:
             lr *= (step + 1) / self.warmup_steps
-        return lr
-
-    def apply(self, step: int) -> float:
-        lr = self.lr_at(step)
-        for group, scale in zip(self.optimizer.param_groups, self.scales):
-            group["lr"] = lr * scale
         return lr
 
 
@@ -106,11 +151,16 @@ def autolr_config(schedule_cfg) -> AutoLRConfig:
 
 
 def build_schedule(schedule_cfg, optimizer: torch.optim.Optimizer, base_lr: float, steps_per_epoch: int,
-                   make_tuner: Callable[[AutoLRConfig], AutoLR]) -> LRSchedule:
-    """Build the schedule that `schedule_cfg.kind` names (step or autolr)."""
-    if schedule_cfg.kind == "step":
+                   total_steps: int, make_tuner: Callable[[AutoLRConfig], AutoLR]) -> LRSchedule:
+    """Build the schedule that `schedule_cfg.kind` names: step, inverse_sqrt, linear or autolr."""
+    kind = schedule_cfg.kind
+    if kind == "step":
         return StepDecay(optimizer, base_lr, list(schedule_cfg.milestones), schedule_cfg.gamma,
                          steps_per_epoch, schedule_cfg.warmup_epochs)
-    if schedule_cfg.kind == "autolr":
+    if kind == "inverse_sqrt":
+        return InverseSqrt(optimizer, base_lr, schedule_cfg.warmup_steps)
+    if kind == "linear":
+        return LinearWarmupDecay(optimizer, base_lr, total_steps, schedule_cfg.warmup_fraction)
+    if kind == "autolr":
         return AutoLRSchedule(make_tuner(autolr_config(schedule_cfg)))
-    raise ConfigError(f"unknown schedule.kind {schedule_cfg.kind!r}; choose step or autolr")
+    raise ConfigError(f"unknown schedule.kind {kind!r}; choose one of {', '.join(SCHEDULE_KINDS)}")

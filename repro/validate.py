@@ -69,6 +69,10 @@ def validate_config(cfg: DictConfig) -> None:
     kind = cfg.schedule.get("kind")
     if kind == "step":
         checks += STEP_CHECKS
+    elif kind == "inverse_sqrt":
+        checks.append(("schedule.warmup_steps", lambda v: _is_int(v) and v >= 1, "an integer >= 1"))
+    elif kind == "linear":
+        checks.append(("schedule.warmup_fraction", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"))
     elif kind == "autolr":
         checks += AUTOLR_CHECKS
     for key, check, expected in checks:

@@ -35,6 +35,10 @@ class Task(ABC):
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """Metrics on the test split, keyed by `metric_columns`."""
 
+    def final_evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Metrics computed once after training (e.g. BLEU with decoding); stored in run.json."""
+        return {}
+
     def to_device(self, batch: Any) -> Any:
         return [t.to(self.device, non_blocking=True) for t in batch]
 
