@@ -111,6 +111,10 @@ def run_command(root: Path, args: list[str]) -> int:
 # Subcommand -> (module, function(root, args) -> exit status), imported only when used.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("repro.cli", "run_command"),
+    "range-test": ("repro.studies.cli", "range_test_command"),
+    "fit-study": ("repro.studies.cli", "fit_study_command"),
+    "noise-study": ("repro.studies.cli", "noise_study_command"),
+    "figures": ("repro.figures.cli", "figures_command"),
 }
 
 
