@@ -25,3 +25,13 @@ RANGE_TEST_COLUMNS = ("step", "lr", "loss", "smoothed_loss")
 
 def epoch_columns(metric_columns) -> tuple[str, ...]:
     return EPOCH_HEAD + tuple(metric_columns) + EPOCH_TAIL
+
+# `repro fit-study`: one row per measured sample. fit_id numbers the training points studied;
+# role: fit (used by the quadratic), test (held out) or true_at_minimum (the loss measured at
+# the fitted minimum); a, b, c, minimum_lr, minimum_inside, test_error describe that point's fit.
+FIT_STUDY_COLUMNS = ("fit_id", "epoch", "step", "lr", "loss", "role", "finite", "a", "b", "c", "minimum_lr",
+                     "minimum_inside", "test_error")
+
+# `repro noise-study`: one row per superbatch size (in mini-batches): mean and standard deviation
+# of the loss estimate over `draws` independent draws at one fixed model state.
+NOISE_STUDY_COLUMNS = ("superbatch", "draws", "mean_loss", "std_loss")
