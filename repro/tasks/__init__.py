@@ -7,7 +7,7 @@ import torch
 from ..errors import ConfigError
 from .base import Task
 
-TASKS = ("classification",)
+TASKS = ("classification", "translation", "qa")
 
 
 def build_task(cfg, device: torch.device) -> Task:
@@ -17,6 +17,14 @@ def build_task(cfg, device: torch.device) -> Task:
         from .classification import ClassificationTask
 
         return ClassificationTask(cfg, device)
+    if kind == "translation":
+        from .translation import TranslationTask
+
+        return TranslationTask(cfg, device)
+    if kind == "qa":
+        from .qa import QATask
+
+        return QATask(cfg, device)
     raise ConfigError(f"unknown dataset.task {kind!r}; choose one of {', '.join(TASKS)}")
 
 
