@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from torch.utils.data import Subset, TensorDataset
 
 from .autolr import make_train_step
 from .autolr.batches import BatchSource
@@ -59,10 +60,28 @@ def prepare(cfg: DictConfig) -> torch.device:
     return device
 
 
+def _limit_examples(task: Task, max_train: int | None, max_test: int | None) -> None:
+    """Keep the first examples of each split, for smoke runs and tests (null keeps all)."""
+    for attribute, limit in (("train_set", max_train), ("test_set", max_test)):
+        if limit is None:
+            continue
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ConfigError(f"invalid value dataset.max_{attribute.split('_')[0]}_examples={limit!r}; "
+                              "expected null or an integer >= 1")
+        dataset = getattr(task, attribute)
+        if len(dataset) <= limit:
+            continue
+        if isinstance(dataset, TensorDataset):
+            setattr(task, attribute, TensorDataset(*(tensor[:limit] for tensor in dataset.tensors)))
+        else:
+            setattr(task, attribute, Subset(dataset, range(limit)))
+
+
 def build_components(cfg: DictConfig, device: torch.device) -> Components:
     """Load the data, build the model and optimizer. Raises ReproError on bad input."""
     log.info("building %s data, %s model, %s optimizer on %s", cfg.dataset.name, cfg.model.name, cfg.opt.name, device)
     task = build_task(cfg, device)
+    _limit_examples(task, cfg.dataset.get("max_train_examples"), cfg.dataset.get("max_test_examples"))
     optimizer = build_optimizer(cfg.opt, task.model.parameters())
     batch_size = cfg.trainer.batch_size
     steps_per_epoch = task.steps_per_epoch(batch_size)

@@ -11,7 +11,7 @@ class RangeTestConfig:
 
     min_lr: float = 1e-5         # first LR of the sweep
     max_lr: float = 10.0         # last LR of the sweep
-    steps: int = 60              # training steps, one LR each
+    steps: int = 50              # training steps, one LR each
     mode: str = "exp"            # "exp" (log-spaced) or "linear"
     smoothing: float = 0.8       # EMA factor for the smoothed loss, bias corrected
     diverge_factor: float = 4.0  # stop once the smoothed loss exceeds this multiple of its best
@@ -35,7 +35,7 @@ class AutoLRConfig:
     max_lr: float | None = None  # None runs the range test; a number skips it
     range_test: RangeTestConfig = field(default_factory=RangeTestConfig)
     explore_fraction: float = 0.3  # share of all steps trained at max_lr before the first search
-    interval: int = 150            # training steps between searches
+    interval: int = 200            # training steps between searches
     trial_steps: int = 2           # optimizer steps each candidate takes from the snapshot
     superbatch: int = 4            # mini-batches in the loss estimate after the trial steps
     n_fit: int = 4                 # candidate LRs used by the quadratic fit
