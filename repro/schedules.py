@@ -29,6 +29,9 @@ class LRSchedule(ABC):
     def apply(self, step: int) -> float:
         """Set the optimizer's LR for 0-based training step `step` and return it."""
 
+    def on_evaluate(self, metrics: dict[str, float]) -> None:
+        """Receive each evaluation's metrics (a plateau schedule reacts to them)."""
+
     def state_dict(self) -> dict:
         return {}
 

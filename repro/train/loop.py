@@ -90,8 +90,10 @@ class Trainer:
                 if in_epoch in eval_points:
                     # Mid-epoch rows carry a fractional epoch; the last one closes the epoch.
                     at = epoch + 1 if in_epoch == eval_points[-1] else round(epoch + in_epoch / spe, 4)
+                    metrics = self._evaluate(model)
                     state.elapsed = time.perf_counter() - session_start
-                    self._write_epoch(at, state, lr, loss_sum / max(loss_steps, 1), self.task.evaluate(model))
+                    self._write_epoch(at, state, lr, loss_sum / max(loss_steps, 1), metrics)
+                    self.schedule.on_evaluate(metrics)
                     loss_sum, loss_steps = 0.0, 0
                 if in_epoch == spe:
                     break
@@ -101,6 +103,17 @@ class Trainer:
             if state.epoch % self.cfg.checkpoint_every == 0 or state.epoch == self.cfg.epochs:
                 self.save(state)
         return state
+
+    def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Evaluate with the optimizer in eval mode where it has one (schedule-free optimizers do)."""
+        switch = callable(getattr(self.optimizer, "eval", None)) and callable(getattr(self.optimizer, "train", None))
+        if switch:
+            self.optimizer.eval()
+        try:
+            return self.task.evaluate(model)
+        finally:
+            if switch:
+                self.optimizer.train()
 
     def save(self, state: LoopState) -> None:
         save_checkpoint(self.folder, {
