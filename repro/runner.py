@@ -52,8 +52,8 @@ def _check_resume_config(cfg: DictConfig, folder: Path) -> None:
     saved, current = _flatten(saved), _flatten(current)
     differences = [key for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
     if differences:
-        shown = ", ".join(f"{key} (run: {saved.get(key)!r}, now: {current.get(key)!r})" for key in differences[:3])
-        raise ConfigError(f"resume={folder}: overrides differ from the run's config.yaml: {shown}; "
+        listed = ", ".join(f"{key} (run: {saved.get(key)!r}, now: {current.get(key)!r})" for key in differences[:3])
+        raise ConfigError(f"resume={folder}: overrides differ from the run's config.yaml: {listed}; "
                           "pass the same overrides as the first run")
 
 

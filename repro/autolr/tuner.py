@@ -273,8 +273,8 @@ class AutoLR:
         sampled = ", ".join(f"{s.lr:.3g}:{s.loss:.4g}{'' if s.role == 'fit' else '(' + s.role + ')'}"
                             for s in result.samples)
         curvature = f"a={result.fit.a:.3g}" if result.fit else "no fit"
-        why = f" ({result.decision.reason})" if result.decision.reason else ""
+        reason = f" ({result.decision.reason})" if result.decision.reason else ""
         log.info("AutoLR search %d at step %d: lr %.4g -> %.4g [%s%s]; %s; candidates %s",
                  result.search_id, result.step, result.previous_lr, result.chosen_lr,
-                 result.decision.decision, why, curvature, sampled)
+                 result.decision.decision, reason, curvature, sampled)
 

@@ -147,6 +147,6 @@ class Trainer:
                "autolr_extra_steps": extra.train_steps, "autolr_extra_forward": extra.forward_batches}
         self.epochs_log.write(row)
         self.last_metrics = metrics
-        shown = " ".join(f"{key} {value:.4g}" for key, value in metrics.items())
+        formatted = " ".join(f"{key} {value:.4g}" for key, value in metrics.items())
         log.info("epoch %g/%d step %d lr %.4g train_loss %.4f %s time %.1fs (autolr %.1fs)",
-                 epoch, self.cfg.epochs, state.step, lr, train_loss, shown, state.elapsed, extra.seconds)
+                 epoch, self.cfg.epochs, state.step, lr, train_loss, formatted, state.elapsed, extra.seconds)
