@@ -19,6 +19,7 @@ import torch
 
 from .batches import BatchSource
 from .config import RangeTestConfig
+from .ranks import mean_loss
 from .snapshot import TrainingSnapshot
 
 log = logging.getLogger(__name__)
@@ -86,22 +87,28 @@ def run_range_test(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    set_lr: Callable[[float], None]) -> RangeTestResult:
     """Sweep the LR over `config.steps` training steps, one fresh batch each, then restore.
 
+    Afterwards the model (parameters, buffers, train/eval mode), the optimizer (state and param
+    groups) and the torch, NumPy and Python RNG states are exactly as before. Only `generator`,
+    which draws the sweep's batches, has advanced.
+
     `train_step(batch)` takes one optimizer step and returns the loss before it; `set_lr(lr)`
     applies an LR to the optimizer. The sweep stops at a non-finite loss or once the smoothed
-    loss passes `diverge_factor` times its best value.
+    loss passes `diverge_factor` times its best value. Under a torch.distributed process group the
+    losses are averaged across ranks, so every rank stops at the same step.
     """
     started = time.perf_counter()
     snapshot = TrainingSnapshot(model, optimizer)
     snapshot.capture()
     result = RangeTestResult()
     average, best = 0.0, math.inf
+    was_training = model.training  # the snapshot holds tensors and RNG states, not the module mode
 
     try:
         model.train()
         for step, lr in enumerate(sweep_lrs(config)):
             (batch,) = batches.draw(1, generator)
             set_lr(float(lr))
-            loss = float(train_step(batch))
+            loss = mean_loss(train_step(batch))  # averaged across data-parallel ranks, if any
             result.train_steps += 1
             if not math.isfinite(loss):
                 result.stop_reason = f"non-finite loss at lr {lr:.3g}"
@@ -118,6 +125,7 @@ def run_range_test(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 break
     finally:
         snapshot.restore()
+        model.train(was_training)
 
     suggested, rule = suggest_max_lr(result.lrs, result.smoothed)
     result.suggested_lr = suggested * config.safety

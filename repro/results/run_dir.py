@@ -23,9 +23,23 @@ def run_folder_name(cfg) -> Path:
     return Path(f"{cfg.dataset.name}-{cfg.model.name}") / f"{cfg.schedule.name}-{cfg.opt.name}" / leaf
 
 
+def study_folder_name(cfg, study: str) -> Path:
+    """Relative path of a study's folder: the run's layout with `<study>-<opt>` as the middle level.
+
+    `study` is range_test, fit_study or noise_study, so studies sit beside the runs of the same
+    dataset and model: results/<dataset>-<model>/<study>-<opt>/seed<N>[-<suffix>]/.
+    """
+    leaf = f"seed{cfg.seed}" + (f"-{cfg.suffix}" if cfg.suffix else "")
+    return Path(f"{cfg.dataset.name}-{cfg.model.name}") / f"{study}-{cfg.opt.name}" / leaf
+
+
 def new_run_folder(cfg) -> Path:
     """Create a fresh run folder. An existing one is never reused: `-2`, `-3`, ... is appended."""
-    base = Path(cfg.paths.results_dir) / run_folder_name(cfg)
+    return new_unique_folder(Path(cfg.paths.results_dir) / run_folder_name(cfg))
+
+
+def new_unique_folder(base: Path) -> Path:
+    """Create `base`, or `base-2`, `base-3`, ... when it exists; an existing folder is never reused."""
     folder, number = base, 1
     while True:
         try:
@@ -61,13 +75,14 @@ class RunRecord:
         self.path = folder / "run.json"
         self.data: dict = json.loads(self.path.read_text()) if self.path.exists() else {}
 
-    def start(self, overrides: list[str], device: torch.device, resumed: bool) -> None:
+    def start(self, overrides: list[str], device: torch.device, resumed: bool, command: str = "run") -> None:
+        """Record a start; `command` is the repro subcommand (run, range-test, fit-study, noise-study)."""
         import hydra
         import torchvision
 
         from .. import __version__
 
-        session = {"started": _utc_now(), "command": " ".join(["repro", "run", *overrides]),
+        session = {"started": _utc_now(), "command": " ".join(["repro", command, *overrides]),
                    "device": describe_device(device)}
         if not self.data:
             self.data = {
