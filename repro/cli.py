@@ -115,6 +115,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit-study": ("repro.studies.cli", "fit_study_command"),
     "noise-study": ("repro.studies.cli", "noise_study_command"),
     "figures": ("repro.figures.cli", "figures_command"),
+    "compare": ("repro.peers.compare", "compare_command"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .errors import ConfigError
+from .peers.lr_free import LR_FREE_OPTIMIZERS, build_lr_free_optimizer
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 
@@ -21,4 +22,6 @@ def build_optimizer(opt_cfg, params) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps,
                                  weight_decay=opt_cfg.weight_decay)
-    raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if name in LR_FREE_OPTIMIZERS:
+        return build_lr_free_optimizer(opt_cfg, params)
+    raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS + LR_FREE_OPTIMIZERS)}")

@@ -13,9 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from .autolr import AutoLR, AutoLRConfig, RangeTestResult, SearchResult
 from .components import build_components, prepare
+from .distributed import SINGLE, DistEnv, broadcast_object, init_distributed, per_rank_batch_size, rank_device, \
+    shutdown_distributed
 from .errors import ConfigError, DivergedError
 from .results.csvlog import CsvLog
-from .results.run_dir import RunRecord, new_run_folder, resume_folder
+from .results.run_dir import RunRecord, new_run_folder, resume_folder, run_folder_name
 from .results.schema import AUTOLR_COLUMNS, RANGE_TEST_COLUMNS, STEP_COLUMNS, epoch_columns
 from .schedules import build_schedule
 from .train.checkpoint import load_checkpoint, set_rng_states
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # Keys that may differ between a run and its resume: where files live, and the resume flag.
 RESUME_IGNORED_KEYS = ("resume", "paths")
+RESUME_IGNORED_OPTIONS = ("trainer.auto_resume",)
+# run.json statuses that trainer.auto_resume continues; completed and diverged runs are final.
+UNFINISHED_STATUSES = ("running", "interrupted", "failed")
 
 
 def _attach_file_log(folder: Path) -> logging.Handler:
@@ -50,6 +55,9 @@ def _check_resume_config(cfg: DictConfig, folder: Path) -> None:
         saved.pop(key, None)
         current.pop(key, None)
     saved, current = _flatten(saved), _flatten(current)
+    for key in RESUME_IGNORED_OPTIONS:
+        saved.pop(key, None)
+        current.pop(key, None)
     differences = [key for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
     if differences:
         listed = ", ".join(f"{key} (run: {saved.get(key)!r}, now: {current.get(key)!r})" for key in differences[:3])
@@ -57,10 +65,40 @@ def _check_resume_config(cfg: DictConfig, folder: Path) -> None:
                           "pass the same overrides as the first run")
 
 
-class RunLogs:
-    """The CSV files of one run."""
+class _NullLog:
+    """Stands in for a CsvLog on data-parallel ranks other than 0, which write no files."""
 
-    def __init__(self, folder: Path, metric_columns, autolr: bool):
+    def write(self, row: dict) -> None:
+        pass
+
+    def keep_rows(self, keep) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class _NullRecord:
+    """Stands in for RunRecord on data-parallel ranks other than 0."""
+
+    def start(self, *args, **kwargs) -> None:
+        pass
+
+    def finish(self, *args, **kwargs) -> None:
+        pass
+
+    def update(self, **fields) -> None:
+        pass
+
+
+class RunLogs:
+    """The CSV files of one run (no-ops on data-parallel ranks other than 0)."""
+
+    def __init__(self, folder: Path, metric_columns, autolr: bool, write: bool = True):
+        if not write:
+            self.epochs = self.steps = _NullLog()
+            self.autolr = self.range_test = _NullLog() if autolr else None
+            return
         self.epochs = CsvLog(folder / "epochs.csv", epoch_columns(metric_columns))
         self.steps = CsvLog(folder / "steps.csv", STEP_COLUMNS)
         self.autolr = CsvLog(folder / "autolr.csv", AUTOLR_COLUMNS) if autolr else None
@@ -94,34 +132,90 @@ def _search_rows(result: SearchResult, steps_per_epoch: int):
         }
 
 
-def run(cfg: DictConfig, overrides: list[str]) -> Path:
-    """Train one run as `cfg` describes and return its folder. Raises ReproError on bad input."""
-    device = prepare(cfg)
-    resuming = cfg.resume is not None
-    folder = resume_folder(cfg.resume) if resuming else new_run_folder(cfg)
-    handler = _attach_file_log(folder)
-    try:
-        if resuming:
+def _unfinished_folder(cfg: DictConfig) -> Path | None:
+    """Find the newest unfinished run folder of this run's name (seed0, seed0-2, ...) with the same config."""
+    base = Path(cfg.paths.results_dir) / run_folder_name(cfg)
+    if not base.parent.is_dir():
+        return None
+    found = []
+    for folder in [base, *base.parent.glob(f"{base.name}-*")]:
+        suffix = folder.name[len(base.name) + 1:]
+        if folder != base and not suffix.isdigit():
+            continue
+        record = folder / "run.json"
+        if not record.is_file() or not (folder / "config.yaml").is_file():
+            continue
+        if RunRecord(folder).data.get("status") not in UNFINISHED_STATUSES:
+            continue
+        try:
             _check_resume_config(cfg, folder)
-        else:
-            (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        record = RunRecord(folder)
-        record.start(overrides, device, resuming)
-        log.info("run folder: %s", folder)
-        _train(cfg, folder, device, record, resuming)
+        except ConfigError:
+            continue
+        found.append((record.stat().st_mtime, folder))
+    return max(found)[1] if found else None
+
+
+def _choose_folder(cfg: DictConfig) -> tuple[Path, bool]:
+    """Pick the run folder and whether the run resumes. Only rank 0 calls this, because it creates folders."""
+    if cfg.resume is not None:
+        return resume_folder(cfg.resume), True
+    if cfg.trainer.get("auto_resume", False):
+        folder = _unfinished_folder(cfg)
+        if folder is not None:
+            log.info("trainer.auto_resume: continuing the unfinished run in %s", folder)
+            return folder, True
+    return new_run_folder(cfg), False
+
+
+def run(cfg: DictConfig, overrides: list[str]) -> Path:
+    """Train one run as `cfg` describes and return its folder. Raises ReproError on bad input.
+
+    Under torchrun every rank calls this; rank 0 picks the folder and writes every file.
+    """
+    env = init_distributed(cfg.trainer.device)
+    try:
+        device = rank_device(prepare(cfg), env)
+        if not env.is_main:
+            logging.getLogger("repro").setLevel(logging.WARNING)
+        folder, resuming = broadcast_object(_choose_folder(cfg) if env.is_main else None, env)
+        _run_in_folder(cfg, overrides, folder, device, resuming, env)
     finally:
-        logging.getLogger("repro").removeHandler(handler)
-        handler.close()
+        shutdown_distributed(env)
     return folder
 
 
-def _train(cfg: DictConfig, folder: Path, device: torch.device, record: RunRecord, resuming: bool) -> None:
-    parts = build_components(cfg, device)
+def _run_in_folder(cfg: DictConfig, overrides: list[str], folder: Path, device: torch.device, resuming: bool,
+                   env: DistEnv) -> None:
+    handler = _attach_file_log(folder) if env.is_main else None
+    try:
+        if resuming:
+            _check_resume_config(cfg, folder)
+        elif env.is_main:
+            (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        record = RunRecord(folder) if env.is_main else _NullRecord()
+        record.start(overrides, device, resuming)
+        log.info("run folder: %s", folder)
+        if env.enabled:
+            per_process = per_rank_batch_size(cfg.trainer.batch_size, env)
+            log.info("data parallel: %d processes, global batch %d, %d per process", env.world_size,
+                     cfg.trainer.batch_size, per_process)
+            record.update(data_parallel={"processes": env.world_size, "backend": torch.distributed.get_backend(),
+                                         "global_batch": cfg.trainer.batch_size, "per_process_batch": per_process})
+        _train(cfg, folder, device, record, resuming, env)
+    finally:
+        if handler is not None:
+            logging.getLogger("repro").removeHandler(handler)
+            handler.close()
+
+
+def _train(cfg: DictConfig, folder: Path, device: torch.device, record: RunRecord, resuming: bool,
+           env: DistEnv = SINGLE) -> None:
+    parts = build_components(cfg, device, env)
     task, optimizer, train_step = parts.task, parts.optimizer, parts.train_step
     steps_per_epoch, total_steps = parts.steps_per_epoch, parts.total_steps
 
     autolr = cfg.schedule.kind == "autolr"
-    logs = RunLogs(folder, task.metric_columns, autolr)
+    logs = RunLogs(folder, task.metric_columns, autolr, write=env.is_main)
 
     def on_range_test(result: RangeTestResult) -> None:
         for row in result.rows():
@@ -135,11 +229,14 @@ def _train(cfg: DictConfig, folder: Path, device: torch.device, record: RunRecor
             logs.autolr.write(row)
 
     def make_tuner(config: AutoLRConfig) -> AutoLR:
-        return AutoLR(task.model, optimizer, task.loss, parts.batch_source(), total_steps, config, train_step=train_step,
+        return AutoLR(task.model, optimizer, parts.loss_fn or task.loss, parts.batch_source(), total_steps, config,
+                      train_step=train_step,
                       seed=cfg.seed, on_search=on_search, on_range_test=on_range_test)
 
     schedule = build_schedule(cfg.schedule, optimizer, cfg.opt.lr, steps_per_epoch, total_steps, make_tuner)
-    trainer = Trainer(task, optimizer, schedule, train_step, logs.epochs, logs.steps, cfg.trainer, cfg.seed, folder)
+    precision = parts.precision
+    trainer = Trainer(task, optimizer, schedule, train_step, logs.epochs, logs.steps, cfg.trainer, cfg.seed, folder,
+                      env, *((precision.autocast, precision.scaler) if precision else ()))
 
     checkpoint = load_checkpoint(folder, device) if resuming else None
     if checkpoint:
@@ -147,6 +244,8 @@ def _train(cfg: DictConfig, folder: Path, device: torch.device, record: RunRecor
         optimizer.load_state_dict(checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["schedule"])
         set_rng_states(checkpoint["rng"])
+        if "scaler" in checkpoint and precision and precision.scaler is not None:
+            precision.scaler.load_state_dict(checkpoint["scaler"])
         state = LoopState(checkpoint["epoch"], checkpoint["step"], checkpoint["elapsed"])
         logs.rewind(state.epoch, state.step, schedule.state_dict().get("search_count", 0), range_test_done=True)
         log.info("resuming from epoch %d, step %d", state.epoch, state.step)
@@ -178,7 +277,7 @@ def _train(cfg: DictConfig, folder: Path, device: torch.device, record: RunRecor
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
 
-    if not cfg.trainer.keep_checkpoint:
+    if not cfg.trainer.keep_checkpoint and env.is_main:
         (folder / "checkpoint.pt").unlink(missing_ok=True)
     final_eval = task.final_evaluate(task.model)
     extra = schedule.extra

@@ -147,6 +147,11 @@ def autolr_config(schedule_cfg) -> AutoLRConfig:
     options = OmegaConf.to_container(schedule_cfg, resolve=True)
     options.pop("name", None)
     options.pop("kind", None)
+    source = options.pop("superbatch_from", None)
+    if source:
+        from .studies import superbatch_from_study
+
+        options["superbatch"] = superbatch_from_study(source)
     try:
         return AutoLRConfig(**options)
     except (TypeError, ValueError) as error:
@@ -155,7 +160,20 @@ def autolr_config(schedule_cfg) -> AutoLRConfig:
 
 def build_schedule(schedule_cfg, optimizer: torch.optim.Optimizer, base_lr: float, steps_per_epoch: int,
                    total_steps: int, make_tuner: Callable[[AutoLRConfig], AutoLR]) -> LRSchedule:
-    """Build the schedule that `schedule_cfg.kind` names: step, inverse_sqrt, linear or autolr."""
+    """Build the schedule that `schedule_cfg.kind` names: step, inverse_sqrt, linear, autolr or a peer kind.
+
+    Under an LR-free optimizer (repro/peers/lr_free.py) the schedule returns the effective LR.
+    """
+    from .peers.lr_free import wrap_for_optimizer
+
+    schedule = _build_schedule_kind(schedule_cfg, optimizer, base_lr, steps_per_epoch, total_steps, make_tuner)
+    return wrap_for_optimizer(schedule, optimizer, make_tuner)
+
+
+def _build_schedule_kind(schedule_cfg, optimizer: torch.optim.Optimizer, base_lr: float, steps_per_epoch: int,
+                         total_steps: int, make_tuner: Callable[[AutoLRConfig], AutoLR]) -> LRSchedule:
+    from .peers.schedules import PEER_SCHEDULE_KINDS, build_peer_schedule
+
     kind = schedule_cfg.kind
     if kind == "step":
         return StepDecay(optimizer, base_lr, list(schedule_cfg.milestones), schedule_cfg.gamma,
@@ -166,4 +184,7 @@ def build_schedule(schedule_cfg, optimizer: torch.optim.Optimizer, base_lr: floa
         return LinearWarmupDecay(optimizer, base_lr, total_steps, schedule_cfg.warmup_fraction)
     if kind == "autolr":
         return AutoLRSchedule(make_tuner(autolr_config(schedule_cfg)))
-    raise ConfigError(f"unknown schedule.kind {kind!r}; choose one of {', '.join(SCHEDULE_KINDS)}")
+    if kind in PEER_SCHEDULE_KINDS:
+        return build_peer_schedule(schedule_cfg, optimizer, total_steps, make_tuner)
+    kinds = ", ".join(SCHEDULE_KINDS + PEER_SCHEDULE_KINDS)
+    raise ConfigError(f"unknown schedule.kind {kind!r}; choose one of {kinds}")

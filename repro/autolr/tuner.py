@@ -28,6 +28,7 @@ from .batches import BatchSource
 from .config import AutoLRConfig
 from .fit import Decision, QuadraticFit, choose_lr
 from .range_test import RangeTestResult, run_range_test
+from .ranks import check_same_value, mean_loss
 from .snapshot import TrainingSnapshot
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,12 @@ class AutoLR:
             to zero_grad/forward/backward/step; pass your own to match gradient clipping or AMP.
         seed: seeds the batch draws, so each search's batches depend only on (seed, search id).
         on_search, on_range_test: callbacks receiving each SearchResult / the RangeTestResult.
+
+    Data parallelism: when a torch.distributed process group of several ranks is initialized,
+    every rank must call the tuner with the same seed. Its `batches` source must draw that
+    rank's slices of the same global batches, and its `train_step` must average gradients (a
+    DistributedDataParallel model). Losses are then averaged across ranks before each
+    decision, and a RuntimeError is raised if the ranks choose different LRs.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn,
@@ -161,6 +168,7 @@ class AutoLR:
             result = run_range_test(self.model, self.optimizer, self.train_step, self.batches,
                                     self.config.range_test, generator, self.set_lr)
             self.extra.add(result.train_steps, 0, result.seconds)
+            check_same_value(result.suggested_lr, "the range test's max LR")
             if not math.isfinite(result.suggested_lr) or result.suggested_lr <= 0:
                 raise RuntimeError(f"LR range test found no usable max LR ({result.stop_reason}); "
                                    "set max_lr explicitly")
@@ -206,6 +214,7 @@ class AutoLR:
 
         self._snapshot.restore()
         self.model.train(was_training)
+        check_same_value(decision.lr, f"the LR chosen by search {self.search_count}")
         self.lr = decision.lr
 
         measured = len(samples)
@@ -249,13 +258,13 @@ class AutoLR:
         self.set_lr(lr)
         self.model.train()
         for batch in trial:
-            if not math.isfinite(float(self.train_step(batch))):
+            if not math.isfinite(mean_loss(self.train_step(batch))):
                 return float("nan")
 
         self.model.train(self.config.measure_in_train_mode)
         with torch.no_grad():
             losses = torch.stack([self.loss_fn(self.model, batch).detach().float() for batch in superbatch])
-        loss = float(losses.mean())
+        loss = mean_loss(losses.mean())  # averaged across data-parallel ranks before any fit
         return loss if math.isfinite(loss) else float("nan")
 
     def _verify(self, decision: Decision, samples: list[Sample], trial: list, superbatch: list) -> Decision:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -51,6 +52,27 @@ class Task(ABC):
         sampler = BatchSampler(RandomSampler(self.train_set, generator=generator), batch_size, drop_last=True)
         if isinstance(self.train_set, TensorDataset):
             # A TensorDataset indexes a whole batch at once: no per-sample collation.
+            return DataLoader(self.train_set, sampler=sampler, batch_size=None, num_workers=num_workers,
+                              generator=generator)
+        return DataLoader(self.train_set, batch_sampler=sampler, num_workers=num_workers, generator=generator,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def train_shard_loader(self, batch_size: int, generator: torch.Generator, num_workers: int, env) -> Iterable:
+        """This data-parallel rank's slice of every batch of `train_loader`'s epoch (`env`: a DistEnv).
+
+        `batch_size` is the global batch. The global order is `train_loader`'s, so N ranks together
+        see the batches of a single-process run. The base sampler is sliced by index, so each rank
+        loads only its examples. A subclass that overrides `train_loader` gets its batches sliced
+        after loading instead. That is correct for any batching but loads the global batch on
+        every rank, so override this hook too where loading is costly.
+        """
+        from ..distributed import ShardedBatchSampler, shard_batch
+
+        if type(self).train_loader is not Task.train_loader:
+            return (shard_batch(batch, env) for batch in self.train_loader(batch_size, generator, num_workers))
+        sampler = ShardedBatchSampler(
+            BatchSampler(RandomSampler(self.train_set, generator=generator), batch_size, drop_last=True), env)
+        if isinstance(self.train_set, TensorDataset):
             return DataLoader(self.train_set, sampler=sampler, batch_size=None, num_workers=num_workers,
                               generator=generator)
         return DataLoader(self.train_set, batch_sampler=sampler, num_workers=num_workers, generator=generator,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
+
+from ..autolr.ranks import data_parallel
 
 from ..data.vision import load_image_data
 from ..models import build_model
@@ -35,7 +38,10 @@ class ClassificationTask(Task):
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         top1 = torch.zeros((), dtype=torch.long, device=self.device)
         top5 = torch.zeros((), dtype=torch.long, device=self.device)
-        loader = DataLoader(self.test_set, batch_size=self.eval_batch_size, num_workers=self.num_workers)
+        test_set, ranks = self.test_set, data_parallel()
+        if ranks:  # each rank evaluates every N-th example; the sums are added up below
+            test_set = Subset(test_set, range(dist.get_rank(), len(test_set), dist.get_world_size()))
+        loader = DataLoader(test_set, batch_size=self.eval_batch_size, num_workers=self.num_workers)
         count = 0
         for batch in loader:
             images, labels = self.to_device(batch)
@@ -46,6 +52,11 @@ class ClassificationTask(Task):
             top5 += (ranked == labels[:, None]).any(dim=1).sum()
             count += labels.numel()
         model.train(was_training)
+        if ranks:
+            totals = torch.stack([loss_sum, top1.double(), top5.double(),
+                                  torch.tensor(float(count), dtype=torch.float64, device=self.device)])
+            dist.all_reduce(totals, op=dist.ReduceOp.SUM)
+            loss_sum, top1, top5, count = totals[0], totals[1].long(), totals[2].long(), int(totals[3])
 
         metrics = {"test_loss": float(loss_sum) / count, "test_acc": 100.0 * int(top1) / count}
         if self.top5:

@@ -6,6 +6,7 @@ once every `log_every` steps, so logging and the non-finite check cost one sync 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ..distributed import SINGLE, DistEnv, mean_across_ranks
 from ..errors import DivergedError
 from ..results.csvlog import CsvLog
 from ..schedules import LRSchedule
@@ -46,7 +48,11 @@ class Trainer:
 
     def __init__(self, task: Task, optimizer: torch.optim.Optimizer, schedule: LRSchedule,
                  train_step: Callable[[Any], torch.Tensor], epochs_log: CsvLog, steps_log: CsvLog,
-                 trainer_cfg, seed: int, folder: Path):
+                 trainer_cfg, seed: int, folder: Path, dist: DistEnv = SINGLE,
+                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 scaler: torch.amp.GradScaler | None = None):
+        """`dist` is this process's data-parallel rank; only rank 0 saves checkpoints. `autocast`
+        wraps evaluation in the training precision, and `scaler` (fp16) is saved in checkpoints."""
         self.task = task
         self.optimizer = optimizer
         self.schedule = schedule
@@ -56,6 +62,9 @@ class Trainer:
         self.cfg = trainer_cfg
         self.seed = seed
         self.folder = folder
+        self.dist = dist
+        self.autocast = autocast
+        self.scaler = scaler
         self.steps_per_epoch = task.steps_per_epoch(trainer_cfg.batch_size)
         self.last_metrics: dict[str, float] = {}
         self.last_loss = float("nan")
@@ -70,12 +79,11 @@ class Trainer:
 
         for epoch in range(state.epoch, self.cfg.epochs):
             model.train()
-            loader = self.task.train_loader(self.cfg.batch_size, epoch_generator(self.seed, epoch),
-                                            self.cfg.num_workers)
+            loader = self._loader(epoch)
             window: list[tuple[int, float, torch.Tensor]] = []
             loss_sum, loss_steps, lr = 0.0, 0, float("nan")
             bar = tqdm(loader, total=spe, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
-                       leave=False, disable=not (self.cfg.progress and sys.stderr.isatty()))
+                       leave=False, disable=not (self.cfg.progress and sys.stderr.isatty() and self.dist.is_main))
             for in_epoch, batch in enumerate(bar, start=1):
                 lr = self.schedule.apply(state.step)
                 loss = self.train_step(self.task.to_device(batch))
@@ -104,29 +112,46 @@ class Trainer:
                 self.save(state)
         return state
 
+    def _loader(self, epoch: int):
+        """Build one epoch's batches: the whole batches, or this rank's slices under data parallelism."""
+        generator = epoch_generator(self.seed, epoch)
+        if self.dist.enabled:
+            return self.task.train_shard_loader(self.cfg.batch_size, generator, self.cfg.num_workers, self.dist)
+        return self.task.train_loader(self.cfg.batch_size, generator, self.cfg.num_workers)
+
     def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """Evaluate with the optimizer in eval mode where it has one (schedule-free optimizers do)."""
         switch = callable(getattr(self.optimizer, "eval", None)) and callable(getattr(self.optimizer, "train", None))
         if switch:
             self.optimizer.eval()
         try:
-            return self.task.evaluate(model)
+            with self.autocast():
+                return self.task.evaluate(model)
         finally:
             if switch:
                 self.optimizer.train()
 
     def save(self, state: LoopState) -> None:
-        save_checkpoint(self.folder, {
+        """Write checkpoint.pt; only rank 0 writes under data parallelism (the ranks' states are equal)."""
+        if not self.dist.is_main:
+            return
+        checkpoint = {
             "epoch": state.epoch, "step": state.step, "elapsed": state.elapsed,
             "model": self.task.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(), "rng": rng_states(),
-        })
+        }
+        if self.scaler is not None:
+            checkpoint["scaler"] = self.scaler.state_dict()
+        save_checkpoint(self.folder, checkpoint)
 
     def _flush(self, window: list[tuple[int, float, torch.Tensor]], epoch: int, write_row: bool) -> float:
         """Read the window's losses back, stop on a non-finite one, write a steps.csv row; returns their sum."""
         if not window:
             return 0.0
-        values = torch.stack([loss.float() for _, _, loss in window]).cpu().tolist()
+        losses = torch.stack([loss.float() for _, _, loss in window])
+        if self.dist.enabled:  # the global batch's loss: the mean of the ranks' equal-sized slices
+            losses = mean_across_ranks(losses)
+        values = losses.cpu().tolist()
         for (step, lr, _), value in zip(window, values):
             if not math.isfinite(value):
                 raise DivergedError(
