@@ -8,7 +8,7 @@ from __future__ import annotations
 from .base import FigureEntry
 from .curves import CurvesFigure, Line, SummaryPanel, SummaryFigure
 from .fits import FitFigure, FitPanel
-from .settings import ALL_SETTINGS, CIFAR10, FASHION_MNIST, IMAGENET, IWSLT, MNIST, SQUAD, Need
+from .settings import ALL_SETTINGS, CIFAR10, CIFAR10_PLATEAU, FASHION_MNIST, IMAGENET, IWSLT, MNIST, SQUAD, Need
 from .studies import NoiseFigure, NoisePanel, RangeTestFigure
 
 # The plateau study: plain SGD at the recipe's constant LR, and the same run with the LR divided
@@ -33,9 +33,9 @@ FIGURES: tuple[FigureEntry, ...] = (
               "a quadratic fit whose minimum lies far from the sampled LRs",
               (FitPanel("", ALL_SETTINGS, "outside"),)),
     CurvesFigure(2, "fig02_constant_lr_plateau", "SGD at a constant LR: the training loss stagnates",
-                 CIFAR10, ("sgd",), (LOSS,), parts=1, lines=(CONSTANT,), show_lr=False),
+                 CIFAR10_PLATEAU, ("sgd",), (LOSS,), parts=1, lines=(CONSTANT,), show_lr=False),
     CurvesFigure(3, "fig03_constant_vs_drop", "constant LR vs the same run with a tenfold LR drop; split y-axes",
-                 CIFAR10, ("sgd",), (LOSS,), parts=2, lines=(CONSTANT, DROP)),
+                 CIFAR10_PLATEAU, ("sgd",), (LOSS,), parts=2, lines=(CONSTANT, DROP)),
     SummaryFigure(4, "fig04_metric_and_lr",
                   "generalisation metric (solid, left) and LR (dashed, right), baseline vs AutoLR", (
                       SummaryPanel("a", IMAGENET, ("momentum",), TOP5),

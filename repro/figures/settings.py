@@ -181,6 +181,11 @@ PAPER = "paper scale"
 FASHION_OFFLINE = ("dataset.root=/usr/share/datasets/fashion-mnist", "dataset.download=false")
 
 CIFAR10 = Setting("cifar10", "CIFAR-10 / ResNet-18", (Source("cifar10", "resnet18_cifar", PAPER),))
+# Figures 2 and 3 (the plateau study) also accept the CPU-scale analogue of experiment=plateau_mnist_5k_*.
+CIFAR10_PLATEAU = Setting("cifar10", "CIFAR-10 / ResNet-18", (
+    Source("cifar10", "resnet18_cifar", PAPER),
+    Source("mnist_5k", "resnet18_mnist", "CPU scale: plateau analogue on the 5,000-image MNIST subset"),
+))
 IMAGENET = Setting("imagenet", "ImageNet / ResNet-50", (Source("imagenet", "resnet50", PAPER),))
 MNIST = Setting("mnist", "MNIST / ResNet-18", (
     Source("mnist", "resnet18_mnist", PAPER),
