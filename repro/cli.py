@@ -13,9 +13,17 @@ from omegaconf import DictConfig
 
 from .errors import ReproError
 
-USAGE = """usage: repro run [OVERRIDES...] [-m]
+USAGE = """usage: repro COMMAND [OVERRIDES...]
 
-Train one paper setting under a baseline schedule or AutoLR; results go to results/.
+Commands:
+  run           train one paper setting under a baseline schedule or AutoLR; results go to results/
+  range-test    LR range test on its own (range_test.csv and the suggested max LR)
+  fit-study     quadratic fits of loss vs LR at chosen points of training (fit_study.csv)
+  noise-study   spread of the superbatch loss estimate vs its size (noise_study.csv)
+  compare       AutoLR against peer schedules and LR-free optimizers on one setting
+  figures       redraw the paper's figures from results CSVs (repro figures --help)
+
+Examples:
   repro run                                      digits, small CNN, AutoLR (about a minute on a CPU)
   repro run dataset=mnist_5k opt=momentum schedule=baseline
   repro run dataset=cifar10 opt=sgd              the paper's CIFAR-10 / ResNet-18 / SGD baseline
@@ -53,6 +61,30 @@ def check_group_overrides(root: Path, overrides: list[str]) -> None:
         for value in values.split(","):  # multirun sweeps: opt=sgd,adam
             if value not in choices:
                 raise ReproError(f"unknown {key} {value!r}; choose one of: {', '.join(choices)} (e.g. {key}={choices[0]})")
+
+
+def check_recipe_has_optimizer(root: Path, overrides: list[str]) -> None:
+    """Reject an optimizer whose LR the chosen dataset's recipe does not define (e.g. SGD for SQuAD)."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    chosen = dict(override.partition("=")[::2] for override in overrides if "=" in override)
+    if "," in chosen.get("dataset", "") + chosen.get("opt", "") or {"opt.lr", "opt.weight_decay"} <= set(chosen):
+        return  # sweeps are checked point by point by Hydra; explicit values need no recipe
+    dataset = chosen.get("dataset", "digits")
+    dataset_file = root / "conf" / "dataset" / f"{dataset}.yaml"
+    text = dataset_file.read_text()
+    default_opt = re.search(r"override /opt: (\w+)", text)
+    opt = chosen.get("opt", default_opt.group(1) if default_opt else "sgd")
+    opt_file = root / "conf" / "opt" / f"{opt}.yaml"
+    if not opt_file.is_file() or f"${{dataset.recipe.{opt}.lr}}" not in opt_file.read_text():
+        return  # this optimizer falls back to its own default LR
+    recipe = OmegaConf.load(dataset_file).dataset.get("recipe", {})
+    if opt not in recipe:
+        available = ", ".join(name for name in recipe if (root / "conf" / "opt" / f"{name}.yaml").is_file())
+        raise ReproError(f"dataset {dataset} has no recipe for opt={opt}; choose one of: {available}, "
+                         "or set opt.lr=... opt.weight_decay=... yourself")
 
 
 def _configure_logging() -> None:
@@ -132,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ReproError(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)} "
                              "(see `repro --help`)")
         check_group_overrides(root, args)
+        if command != "figures":
+            check_recipe_has_optimizer(root, args)
         _configure_logging()
         module, function = COMMANDS[command]
         return getattr(importlib.import_module(module), function)(root, args)

@@ -205,3 +205,10 @@ def test_cuda_request_without_cuda_fails(repro):
     status, _, err = repro("run", "trainer.device=cuda")
     assert status == 2
     assert "CUDA is not available" in err
+
+
+def test_optimizer_without_recipe_is_rejected(repro):
+    status, _, err = repro("run", "dataset=multi30k", "opt=sgd")
+    assert status == 2
+    assert "no recipe for opt=sgd" in err
+    assert "adam" in err
