@@ -17,6 +17,7 @@ from repro.models.qa import package_model_folder
 SQUAD_DIR = ROOT.parent / "shared" / "data" / "squad11"
 PART1 = SQUAD_DIR / "dev-v1.1-part1.json"
 PART2 = SQUAD_DIR / "dev-v1.1-part2.json"
+pytestmark = pytest.mark.skipif(not PART1.is_file(), reason=f"SQuAD dev halves not found in {SQUAD_DIR}")
 
 
 @pytest.fixture(scope="module")

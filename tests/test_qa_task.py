@@ -12,6 +12,9 @@ from repro.errors import DataError
 from repro.models.qa import load_qa_model
 from repro.tasks.qa import QATask
 
+SQUAD_PART1 = ROOT.parent / "shared" / "data" / "squad11" / "dev-v1.1-part1.json"
+pytestmark = pytest.mark.skipif(not SQUAD_PART1.is_file(), reason=f"SQuAD dev halves not found at {SQUAD_PART1}")
+
 # A few questions in short windows keep each test to seconds on 2 CPU cores.
 TINY = ("dataset.max_train_examples=8", "dataset.max_test_examples=6", "dataset.periodic_eval_examples=3",
         "dataset.max_length=96", "dataset.doc_stride=32", "dataset.max_query_length=32")
