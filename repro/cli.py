@@ -38,7 +38,7 @@ CHECKED_GROUPS = ("dataset", "model", "opt", "schedule", "trainer", "paths")
 
 
 def project_root() -> Path:
-    """The checkout that contains conf/; REPRO_ROOT overrides it for an installed copy."""
+    """Return the checkout that contains conf/; REPRO_ROOT overrides it for an installed copy."""
     root = Path(os.environ.get("REPRO_ROOT", Path(__file__).resolve().parents[1]))
     if not (root / "conf" / "config.yaml").is_file():
         raise ReproError(f"conf/config.yaml not found under {root}; install with `pip install -e .` from the "

@@ -1,4 +1,4 @@
-"""Optimizers of the paper's settings: SGD, SGD with momentum, Adam (and AdamW for BERT)."""
+"""Optimizers of the AutoLR paper's settings: SGD, SGD with momentum, Adam (and AdamW for BERT)."""
 
 from __future__ import annotations
 

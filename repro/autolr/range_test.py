@@ -60,7 +60,7 @@ def suggest_max_lr(lrs, smoothed, skip_start: int | None = None, window: int = 5
     because point-to-point differences of a noisy loss curve are dominated by noise. The first
     `skip_start` points (default: a tenth of the sweep) are ignored: the smoothed loss has not
     settled there. Non-finite points must already be dropped. When the curve never falls after
-    the skipped points, it returns the first LR considered and says so in the rule.
+    the skipped points, it returns the first LR considered and names that case in the rule.
     """
     lrs = np.asarray(lrs, dtype=float)
     smoothed = np.asarray(smoothed, dtype=float)
@@ -101,7 +101,7 @@ def run_range_test(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     snapshot.capture()
     result = RangeTestResult()
     average, best = 0.0, math.inf
-    was_training = model.training  # the snapshot holds tensors and RNG states, not the module mode
+    was_training = model.training  # the snapshot stores tensors and RNG states, not the module mode
 
     try:
         model.train()

@@ -34,7 +34,7 @@ def mean_loss(loss: float | torch.Tensor) -> float:
 
 
 def check_same_value(value: float, what: str) -> None:
-    """Raise RuntimeError unless every rank holds the same `value` (NaNs count as equal)."""
+    """Raise RuntimeError unless every rank has the same `value` (NaNs count as equal)."""
     if not data_parallel():
         return
     values: list = [None] * dist.get_world_size()

@@ -1,4 +1,4 @@
-"""Downloads that fail fast and say what to do when there is no network."""
+"""Downloads that fail fast, with an error that names the fix, when there is no network."""
 
 from __future__ import annotations
 

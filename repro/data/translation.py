@@ -231,7 +231,7 @@ def train_tokenizer(sentences: list[str], vocab_size: int, min_frequency: int):
 def load_or_train_tokenizer(dataset_cfg, data_dir: Path, train: ParallelText, train_files: Sequence[Path]):
     """Return the cached tokenizer for these training files and settings, training it if needed.
 
-    The cache name holds a digest of the training files and the settings, so a changed corpus or
+    The cache name contains a digest of the training files and the settings, so a changed corpus or
     vocabulary size trains a new tokenizer. It is written beside the data when that folder is
     writable, else under `paths.data_dir/tokenizers/<dataset name>/`.
     """
@@ -288,7 +288,7 @@ class TranslationPairs(Dataset):
         bos, eos = SPECIAL_TOKENS.index(BOS), SPECIAL_TOKENS.index(EOS)
         self.target_in = [torch.tensor([bos] + ids, dtype=torch.long) for ids in target_ids]
         self.target_out = [torch.tensor(ids + [eos], dtype=torch.long) for ids in target_ids]
-        # Batch cost of a pair: its longer side, as the model sees it (with BOS or EOS).
+        # Batch cost of a pair: its longer side, as the model receives it (with BOS or EOS).
         self.sizes = np.array([max(len(s), len(t)) for s, t in zip(self.source, self.target_in)], dtype=np.int64)
 
     def __len__(self) -> int:

@@ -1,4 +1,4 @@
-"""Image classifiers: torchvision ResNets with the stems the paper's settings need, and a small CNN."""
+"""Image classifiers: torchvision ResNets with the stems the AutoLR paper's settings need, and a small CNN."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def save_checkpoint(folder: Path, state: dict) -> Path:
 
 
 def load_checkpoint(folder: Path, device: torch.device) -> dict | None:
-    """The folder's last checkpoint, or None when the run stopped before its first one."""
+    """Load the folder's last checkpoint, or return None when the run stopped before its first one."""
     path = folder / CHECKPOINT_NAME
     if not path.is_file():
         return None
