@@ -17,7 +17,7 @@ SEED=${SEED:-0}
 export HF_HUB_OFFLINE=1  # everything is local: the data halves and the MiniLM package
 
 # AutoLR options for Adam on a pretrained BERT, which is fine-tuned at LRs around 1e-5 to 1e-4.
-# The range test sweeps 1e-6 to 1e-2 (15 of its 60 steps per decade) instead of the default
+# The range test sweeps 1e-6 to 1e-2 (12.5 of its 50 steps per decade) instead of the default
 # 1e-5 to 10, whose upper decades a pretrained model does not survive.
 AUTOLR_OPTIONS=(schedule.range_test.min_lr=1e-6 schedule.range_test.max_lr=1e-2)
 
