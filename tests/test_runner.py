@@ -71,7 +71,14 @@ def test_multirun_sweep_makes_one_folder_per_point(repro, results_dir):
 def _start_cli(results_dir: Path, *args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "repro", "run", *args, f"paths.results_dir={results_dir}",
                f"paths.log_dir={results_dir.parent / 'logs'}", "trainer.threads=1"]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN, so
+    # restore the default: the interrupt test must not depend on how pytest was started.
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_restore_default_sigint)
+
+
+def _restore_default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_rows(csv_path: Path, rows: int, process: subprocess.Popen, timeout: float = 300) -> None:
