@@ -7,8 +7,8 @@
 #   scripts/qa_runs.sh summary    # only print the summary of finished runs
 # Resumable: a completed run is skipped, and an unfinished one continues from its last checkpoint
 # with `resume=<run folder>`. Each run uses one torch thread at the lowest CPU priority, because
-# the machine is shared. Estimated length on one free core, from timed steps (not a measured
-# full run): about 70 minutes for the baseline and 85 for AutoLR (docs/qa.md, "CPU sizing").
+# the machine is shared. Measured length with the two runs side by side on 2 cores: 55 minutes
+# for the baseline and 65 for AutoLR, plus about 5 minutes of final evaluation each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPRO=${REPRO:-.venv/bin/repro}

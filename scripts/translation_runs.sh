@@ -8,8 +8,8 @@
 # Resumable: a completed run is skipped, and an unfinished one continues from its last checkpoint
 # (saved every epoch) with `resume=<run folder>`, so an interrupted session loses at most one
 # epoch. Each run uses THREADS torch threads (default 1) at the lowest CPU priority, because the
-# machine is shared. Length: about an hour per run on 2 free cores by our estimate from timed
-# steps, not from a measured full run (docs/translation.md, "CPU sizing").
+# machine is shared. Measured length with the two runs side by side on 2 cores and one thread
+# each: 54 minutes for the baseline and 59 for AutoLR (docs/translation.md, "CPU sizing").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPRO=${REPRO:-.venv/bin/repro}
