@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from conftest import read_run, run_folders
 from fixtures import write_cifar10, write_idx_gz, write_image_folder, write_mnist_raw
-from repro.data.vision import load_torchvision_mnist
+from repro.data.vision import IDX_FILES, _decompress_idx_folder, load_torchvision_mnist
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 TINY = ("trainer.epochs=1", "trainer.batch_size=2", "dataset.download=false", "trainer.threads=2")
@@ -71,3 +74,27 @@ def test_real_fashion_mnist_loads(tmp_path):
     assert len(data.train) == 60000
     assert len(data.test) == 10000
     assert tuple(data.train.tensors[0].shape[1:]) == (1, 28, 28)
+
+
+def test_idx_cache_survives_concurrent_writers(tmp_path):
+    # Parallel runs on one data_dir (scripts/compare_runs.sh starts two at once) decompress the
+    # same .gz files into the same cache at the same moment.
+    # Files of a few MB keep each writer busy long enough for the writers to overlap.
+    source = tmp_path / "gz"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    expected = {}
+    for stem in IDX_FILES:
+        expected[f"{stem}.gz"] = rng.integers(0, 256, 4_000_000, dtype=np.uint8).tobytes()
+        (source / f"{stem}.gz").write_bytes(gzip.compress(expected[f"{stem}.gz"], compresslevel=1))
+
+    for attempt in range(5):
+        target = tmp_path / f"cache{attempt}"
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = [pool.submit(_decompress_idx_folder, source, target) for _ in range(4)]
+            for future in futures:
+                future.result()
+
+        assert {path.name for path in target.iterdir()} == {name[:-3] for name in expected}
+        for name, content in expected.items():
+            assert (target / name[:-3]).read_bytes() == content

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,10 +97,12 @@ def _decompress_idx_folder(source: Path, target: Path) -> None:
         out = target / stem
         if out.exists():
             continue
-        partial = out.with_suffix(".partial")
-        with gzip.open(source / f"{stem}.gz", "rb") as src, open(partial, "wb") as dst:
+        # Each writer gets its own partial file, because parallel runs sharing one data_dir may
+        # decompress the same file at once. The rename is atomic, and the last one wins.
+        with gzip.open(source / f"{stem}.gz", "rb") as src, \
+                tempfile.NamedTemporaryFile(dir=target, prefix=f"{stem}.", suffix=".partial", delete=False) as dst:
             shutil.copyfileobj(src, dst)
-        partial.replace(out)
+        Path(dst.name).replace(out)
 
 
 def load_torchvision_mnist(cfg, data_dir: str) -> ImageData:
