@@ -201,7 +201,14 @@ def _run_in_folder(cfg: DictConfig, overrides: list[str], folder: Path, device: 
                      cfg.trainer.batch_size, per_process)
             record.update(data_parallel={"processes": env.world_size, "backend": torch.distributed.get_backend(),
                                          "global_batch": cfg.trainer.batch_size, "per_process_batch": per_process})
-        _train(cfg, folder, device, record, resuming, env)
+        try:
+            _train(cfg, folder, device, record, resuming, env)
+        except Exception as error:
+            # _train records how the training loop ended. A failure before the loop (data, model,
+            # range test) would otherwise leave run.json at "running".
+            if getattr(record, "data", {}).get("status") == "running":
+                record.finish("failed", f"{type(error).__name__}: {error}")
+            raise
     finally:
         if handler is not None:
             logging.getLogger("repro").removeHandler(handler)

@@ -166,12 +166,17 @@ def test_wrong_type_override_names_value(repro, results_dir):
     assert run_folders(results_dir) == []
 
 
-def test_missing_cifar_folder_names_path(repro, tmp_path):
+def test_missing_cifar_folder_names_path(repro, results_dir, tmp_path):
     status, _, err = repro("run", "dataset=cifar10", f"dataset.root={tmp_path / 'nowhere'}", "dataset.download=false")
     assert status == 2
     assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in err
     assert "data_batch_1" in err
     assert "dataset.download=true" in err
+
+    (folder,) = run_folders(results_dir)
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert str(tmp_path / "nowhere") in record["message"]
 
 
 def test_failed_download_says_so(repro, tmp_path, monkeypatch):
