@@ -10,10 +10,11 @@ bounds of the committed runs (scripts/translation_runs.sh, scripts/qa_runs.sh).
 
 Both schedules start from the same initial weights and train `--steps` timed steps on the same
 batches (after 2 untimed warm-up steps). AutoLR then runs its LR range test and `--searches`
-searches, each timed. A bench this short holds only a few searches, so the AutoLR line for a full
-run is computed from the measured parts: one range test of the configured length (timed per step;
-`--range-test-steps` times a shorter sweep and scales it) and (total steps - explore steps) /
-interval searches at the measured time each, added to the run's training steps. Evaluation is left
+searches, each timed. A bench this short contains only a few searches, so the AutoLR line for a
+full run is computed from the measured parts. It adds one range test of the configured length
+(timed per step, where `--range-test-steps` times a shorter sweep and scales it) and
+(total steps - explore steps) / interval searches at the measured time each to the run's
+training steps. Evaluation is left
 out of both, because it costs the same.
 """
 
