@@ -8,7 +8,8 @@
 #     take about 2 hours per run on one core (an estimate from the mnist_5k step times).
 # Resumable: a completed or diverged run is skipped, an unfinished one resumes from its last
 # checkpoint. JOBS runs in parallel (one torch thread each); `repro compare --read-only` then
-# writes results/<dataset>-resnet18_mnist/comparison/.
+# writes results/<dataset>-resnet18_mnist/comparison[-e4]/, and its two figures are copied to PLOTS
+# (default plots/) as comparison_<setting>.png and range_test_peer_<setting>.png.
 #   scripts/compare_runs.sh                 # both settings, JOBS=2
 #   SETTINGS=mnist_5k scripts/compare_runs.sh
 #   SMOKE=1 RESULTS=/tmp/compare-smoke scripts/compare_runs.sh   # 1 epoch on 256 digits images, seed 0
@@ -19,6 +20,7 @@ JOBS=${JOBS:-2}
 RESULTS=${RESULTS:-results}
 SETTINGS=${SETTINGS:-"mnist_5k fashion_mnist"}
 FASHION_ROOT=${FASHION_ROOT:-/usr/share/datasets/fashion-mnist}
+PLOTS=${PLOTS:-plots}
 mkdir -p "$RESULTS"
 RESULTS=$(realpath "$RESULTS")
 
@@ -57,6 +59,14 @@ run_one() {  # setting-folder method seed overrides...
   fi
 }
 export -f run_one
+
+copy_figures() {  # setting name, setting folder: copy the comparison PNGs to $PLOTS/<figure>_<setting>[_e4].png
+  local comparison=comparison tag=$1
+  [[ $1 == fashion_mnist ]] && comparison=comparison-e4 tag=fashion_mnist_e4
+  for figure in comparison range_test_peer; do
+    cp "$RESULTS/$2/$comparison/$figure.png" "$PLOTS/${figure}_$tag.png"
+  done
+}
 export REPRO RESULTS
 
 for setting in $SETTINGS; do
@@ -71,5 +81,6 @@ for setting in $SETTINGS; do
   "$REPRO" compare --read-only --opt momentum --methods "$methods" --seeds "$seeds" $overrides \
     trainer.threads=1 "paths.results_dir=$RESULTS"
   [[ ${SMOKE:-0} == 1 ]] && break
+  copy_figures "$setting" "$folder"
 done
 echo "comparisons finished"

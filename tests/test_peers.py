@@ -235,6 +235,8 @@ def test_compare_writes_csv_and_table(repro, results_dir):
     peers = pd.read_csv(folder / "range_test_peer.csv")
     assert list(peers["tool"]) == ["repro", "torch-lr-finder"]
     assert (folder / "comparison.png").is_file()
+    seeds = pd.read_csv(folder / "comparison_seeds.csv")
+    assert seeds.loc[0, "folder"] == "baseline-sgd/seed0"  # relative, so the CSV does not name this machine
 
     # A second call reads the runs instead of training them again.
     status, _, err = repro("compare", "--opt", "sgd", "--methods", methods, "--seeds", "0", "--read-only",

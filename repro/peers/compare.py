@@ -191,6 +191,17 @@ def _pick_metric(runs: dict[str, MethodRuns]) -> str:
     raise ConfigError("no run has an epochs.csv with a known metric to compare; train the runs first or pass --metric")
 
 
+def _label_lr_finder_artists(ax) -> None:
+    """Label what LRFinder.plot drew, so the legend tells the two tools apart.
+
+    The package leaves its loss curve unlabelled and labels its marker only "steepest gradient".
+    """
+    for line in ax.lines:
+        line.set_label("torch-lr-finder")
+    for marker in ax.collections:
+        marker.set_label("torch-lr-finder suggestion")
+
+
 def _range_test_peer(root: Path, options: argparse.Namespace, out: Path) -> list[dict]:
     """Run both range tests for the first seed with --opt, write their CSVs and return the summary rows."""
     from ..figures.style import new_figure, save_figure
@@ -201,9 +212,11 @@ def _range_test_peer(root: Path, options: argparse.Namespace, out: Path) -> list
     figure = new_figure(5, 3.5)
     ax = figure.add_subplot()
     theirs, their_curve = range_peer.lr_finder(cfg, sweep, ax=ax)
-    ax.plot([point["lr"] for point in our_curve], [point["loss"] for point in our_curve], label="repro (smoothed)")
+    _label_lr_finder_artists(ax)
+    (our_line,) = ax.plot([point["lr"] for point in our_curve], [point["loss"] for point in our_curve],
+                          label="repro (smoothed)")
     if math.isfinite(ours["suggested_max_lr"]):
-        ax.axvline(ours["suggested_max_lr"], color="tab:blue", linestyle="--", label="repro suggestion")
+        ax.axvline(ours["suggested_max_lr"], color=our_line.get_color(), linestyle="--", label="repro suggestion")
     ax.set_title(f"LR range test, {cfg.dataset.name} / {cfg.opt.name}")
     ax.legend(fontsize=7)
     save_figure(figure, out, "range_test_peer")

@@ -25,6 +25,8 @@ COMPARISON_COLUMNS = (
     "steps_to_target_mean", "time_to_target_s_mean", "train_steps_mean", "extra_steps_mean",
     "extra_forward_mean", "total_steps_mean", "time_s_mean", "extra_time_s_mean",
 )
+# comparison_seeds.csv, one row per run; folder is relative to the setting folder
+# (<method>/seed<N>[-<suffix>]), so the file does not name the machine it was written on.
 SEED_COLUMNS = ("method", "seed", "status", "folder", "final", "best", "steps_to_target", "time_to_target_s",
                 "train_steps", "extra_steps", "extra_forward", "time_s", "extra_time_s")
 
@@ -74,7 +76,8 @@ def _mean(values: list[float]) -> float:
 
 
 def _seed_row(method: str, run: Run, metric: str, direction: str, target: float) -> dict:
-    row = {"method": method, "seed": run.seed, "status": run.status, "folder": str(run.folder)}
+    folder = f"{run.folder.parent.name}/{run.folder.name}"
+    row = {"method": method, "seed": run.seed, "status": run.status, "folder": folder}
     epochs = run.epochs
     if epochs is None or epochs.empty or metric not in epochs.columns:
         return row
