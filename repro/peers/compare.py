@@ -192,7 +192,7 @@ def _pick_metric(runs: dict[str, MethodRuns]) -> str:
 
 
 def _label_lr_finder_artists(ax) -> None:
-    """Label what LRFinder.plot drew, so the legend tells the two tools apart.
+    """Label what LRFinder.plot drew, so the legend distinguishes the two tools.
 
     The package leaves its loss curve unlabelled and labels its marker only "steepest gradient".
     """

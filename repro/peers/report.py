@@ -25,8 +25,8 @@ COMPARISON_COLUMNS = (
     "steps_to_target_mean", "time_to_target_s_mean", "train_steps_mean", "extra_steps_mean",
     "extra_forward_mean", "total_steps_mean", "time_s_mean", "extra_time_s_mean",
 )
-# comparison_seeds.csv, one row per run; folder is relative to the setting folder
-# (<method>/seed<N>[-<suffix>]), so the file does not name the machine it was written on.
+# comparison_seeds.csv, one row per run. Its folder is relative to the setting folder
+# (<method>/seed<N>[-<suffix>]), so the file does not contain a path of the machine that wrote it.
 SEED_COLUMNS = ("method", "seed", "status", "folder", "final", "best", "steps_to_target", "time_to_target_s",
                 "train_steps", "extra_steps", "extra_forward", "time_s", "extra_time_s")
 
